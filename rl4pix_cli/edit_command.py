@@ -8,6 +8,8 @@ import logging
 import secrets
 from pathlib import Path
 
+from rl4pix_cli.model_options import add_model_options, load_model
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,8 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="edit an image with an instruction",
         description="Edit an image with an instruction, save the result and, with a mask, print the reward.",
     )
-    parser.add_argument("--model", required=True, help="preset (tiny, sd15-random), diffusers directory, .ckpt/.safetensors file or hub id")
-    parser.add_argument("--lora", help="LoRA to apply: a pytorch_lora_weights.safetensors file or its checkpoint directory")
+    add_model_options(parser)
     parser.add_argument("--image", required=True, type=Path, help="input image file (PNG, JPEG, WebP, TIFF, ...)")
     parser.add_argument("--instruction", required=True, help="the edit, in words, such as 'make the sky pink'")
     parser.add_argument("--output", required=True, type=Path, help="where to write the edited image; the suffix sets the format (PNG when there is none)")
@@ -29,10 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-guidance-scale", type=float, default=1.5, help="image guidance scale s_I (default 1.5)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 is deterministic given the seed (default 0)")
     parser.add_argument("--seed", type=int, help="random seed (default: a random one, printed with the result)")
-    parser.add_argument("--max-side", type=int, help="longer side, in pixels, above which the input is downscaled (default: the model's, 512; 128 for tiny)")
     parser.add_argument("--attention-downsample", type=int, default=4, help="UNet level whose cross-attention is captured, as its factor relative to the latent grid (default 4)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-    parser.add_argument("--dtype", default="auto", help="fp32, fp16, bf16 or auto (default auto: bf16 on CUDA, fp32 on CPU)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run)
 
@@ -41,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
     from rl4pix_core.attention import attention_overlay
     from rl4pix_core.editing import EditRequest, InstructEditor
     from rl4pix_core.images import load_image, load_mask
-    from rl4pix_core.loading import load_components, load_lora
 
     # 1. Check and read the inputs before loading the model.
     image = load_image(args.image)
@@ -51,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     attention_format = _format_for(args.attention_output) if args.attention_output else None
 
     # 2. Load the model and the adapter.
-    components = load_components(args.model, device=args.device, dtype=args.dtype)
-    if args.lora:
-        load_lora(components, args.lora)
+    components = load_model(args)
     editor = InstructEditor(components, attention_downsample=args.attention_downsample, max_side=args.max_side)
 
     # 3. Edit.

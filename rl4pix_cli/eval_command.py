@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from rl4pix_cli.model_options import add_model_options, load_model
+
 logger = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("l1", "l2", "clip_t", "ssim", "psnr")
@@ -18,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="edit a MagicBrush-format data set and report L1, L2, CLIP-T, SSIM and PSNR",
         description="Edit every turn of a MagicBrush-format data set and score the outputs against the ground truth.",
     )
-    parser.add_argument("--model", required=True, help="preset, diffusers directory, .ckpt/.safetensors file or hub id")
-    parser.add_argument("--lora", help="LoRA to apply: a pytorch_lora_weights.safetensors file or its checkpoint directory")
+    add_model_options(parser)
     parser.add_argument("--data", required=True, type=Path, help="MagicBrush folder (with edit_sessions.json) or parquet file(s)")
     parser.add_argument("--setting", default="single-turn", choices=("single-turn", "multi-turn"), help="single-turn: each turn starts from the ground truth before it; multi-turn: from the model's previous output (default single-turn)")
     parser.add_argument("--limit", type=int, help="evaluate at most this many turns")
@@ -30,10 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-guidance-scale", type=float, default=1.5, help="image guidance scale (default 1.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first turn; turn i uses seed + i (default 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="edits per UNet batch (default 4)")
-    parser.add_argument("--max-side", type=int, help="longer side, in pixels, above which inputs are downscaled (default: the model's)")
     parser.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="CLIP model for CLIP-T: hub id, local path or 'tiny' (default openai/clip-vit-base-patch32)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-    parser.add_argument("--dtype", default="auto", help="fp32, fp16, bf16 or auto (default auto)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     parser.set_defaults(handler=run)
 
@@ -45,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
     from rl4pix_core.editing import InstructEditor
     from rl4pix_core.errors import InvalidInputError
     from rl4pix_core.evaluation import EvalSettings, evaluate
-    from rl4pix_core.loading import load_components, load_lora
     from rl4pix_core.metrics import ClipScorer
 
     # 1. Read the data and check the settings before loading any model.
@@ -65,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     # 2. Load the models.
-    components = load_components(args.model, device=args.device, dtype=args.dtype)
-    if args.lora:
-        load_lora(components, args.lora)
+    components = load_model(args)
     editor = InstructEditor(components, max_side=args.max_side)
     clip_scorer = ClipScorer(args.clip_model, device=components.device)
 
