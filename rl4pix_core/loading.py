@@ -79,7 +79,9 @@ def _preset_pipeline(name: str) -> StableDiffusionInstructPix2PixPipeline:
     )
 
 
-def _pretrained_pipeline(model: str, dtype: torch.dtype) -> StableDiffusionInstructPix2PixPipeline:
+def _pretrained_pipeline(
+    model: str, dtype: torch.dtype, single_file_config: str | None
+) -> StableDiffusionInstructPix2PixPipeline:
     path = Path(model).expanduser()
     options = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
     # diffusers 0.42 renamed `torch_dtype` to `dtype`; the old name still works everywhere we support.
@@ -87,6 +89,11 @@ def _pretrained_pipeline(model: str, dtype: torch.dtype) -> StableDiffusionInstr
     if path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
         if path.suffix == ".ckpt":
             logger.warning("loading pickle checkpoint %s: only load .ckpt files from sources you trust", path)
+        # NOTE: without `single_file_config`, diffusers fetches the matching component configs from the
+        # hub (or its cache) to lay out a single-file checkpoint, so an offline machine needs a local
+        # diffusers directory of the same architecture passed as `single_file_config`.
+        if single_file_config:
+            options["config"] = single_file_config
         return StableDiffusionInstructPix2PixPipeline.from_single_file(str(path), **options)
     if path.exists():
         if not (path / "model_index.json").is_file():
@@ -102,6 +109,7 @@ def load_components(
     model: str,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    single_file_config: str | None = None,
 ) -> EditingComponents:
     """Load the InstructPix2Pix model `model` and switch its scheduler to DDIM.
 
@@ -110,6 +118,8 @@ def load_components(
         device: "cpu", "cuda", "cuda:N", or None / "auto" for CUDA when available.
         dtype: "fp32", "fp16", "bf16", or None / "auto" for bf16 on CUDA (fp16 where bf16 is
             unsupported) and fp32 on CPU.
+        single_file_config: for a single-file checkpoint, a hub id or local diffusers directory
+            whose component configs describe its architecture (default: looked up by diffusers).
 
     Raises:
         ModelNotFoundError: the reference is not a preset, a usable path or a reachable hub id.
@@ -122,7 +132,7 @@ def load_components(
         pipeline = _preset_pipeline(model)
     else:
         try:
-            pipeline = _pretrained_pipeline(model, resolved_dtype)
+            pipeline = _pretrained_pipeline(model, resolved_dtype, single_file_config)
         except (OSError, ValueError, EnvironmentError) as error:
             raise ModelNotFoundError(
                 f"could not load model {model!r}: {error}. Use a preset ({', '.join(PRESETS)}), a local "

@@ -201,3 +201,12 @@ def test_lora_must_be_safetensors(tmp_path):
 def test_missing_lora_raises(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_lora(load_components("tiny"), tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_broken_single_file_raises(tmp_path, monkeypatch, suffix):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = tmp_path / f"broken{suffix}"
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelNotFoundError, match=f"broken\\{suffix}"):
+        load_components(str(checkpoint))
