@@ -61,7 +61,9 @@ def _train(config, show_progress: bool) -> int:
     def on_progress(epoch: int, step: int, metrics: dict) -> None:
         if metrics.get("phase") == "epoch":
             bar.n = epoch
-            bar.set_postfix(step=step, reward=f"{metrics['reward_mean']:.4f}", kl=f"{metrics['approx_kl']:.2g}")
+            bar.set_postfix(
+                step=step, reward=f"{metrics['reward_mean']:.4f}", kl=f"{metrics['approx_kl']:.2g}"
+            )
             bar.refresh()
         elif metrics.get("phase") == "train":
             bar.set_postfix(step=step, loss=f"{metrics['loss']:.4g}", clipfrac=f"{metrics['clipfrac']:.2f}")
