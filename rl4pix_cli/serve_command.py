@@ -14,8 +14,16 @@ logger = logging.getLogger(__name__)
 
 def _start_worker(queues: str) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        f"--queues={queues}", "--concurrency=1", "--pool=solo", "--loglevel=INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "worker",
+        f"--queues={queues}",
+        "--concurrency=1",
+        "--pool=solo",
+        "--loglevel=INFO",
     ]
     process = subprocess.Popen(command, env=os.environ.copy())
     logger.info("worker process started", extra={"pid": process.pid, "queues": queues})
@@ -23,6 +31,7 @@ def _start_worker(queues: str) -> subprocess.Popen:
 
 
 def _stop_worker(process: subprocess.Popen) -> None:
+    # NOTE: a worker outlives a gateway killed with SIGKILL; stop it by its pid (logged at start).
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -31,6 +40,12 @@ def _stop_worker(process: subprocess.Popen) -> None:
             logger.warning("worker did not stop within 30 s; killing it", extra={"pid": process.pid})
             process.kill()
     logger.info("worker process stopped", extra={"pid": process.pid})
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # uvicorn re-raises the SIGTERM it caught once it has shut down. Turning it into SystemExit
+    # lets the `finally` below stop the worker before the process exits.
+    raise SystemExit(128 + signum)
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -57,6 +72,7 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"API key: {key}\n  curl -H 'Authorization: Bearer {key}' {url}/readyz", flush=True)
     elif is_sqlite:
         print("create an API key with: rl4pix keys create --tenant NAME", flush=True)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
     finally:
@@ -75,11 +91,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument(
-        "--worker", action=argparse.BooleanOptionalAction, default=None,
+        "--worker",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="also start a worker process (default: only in embedded mode)",
     )
     parser.add_argument(
-        "--migrate", action=argparse.BooleanOptionalAction, default=None,
+        "--migrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="apply database migrations first (default: only for SQLite)",
     )
     parser.add_argument("--queues", default="edits,training,eval", help="queues of the embedded worker")

@@ -28,8 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start a Celery worker configured from RL4PIX_* variables. Run one per GPU "
         "(set CUDA_VISIBLE_DEVICES) with --concurrency 1.",
     )
-    parser.add_argument("--queues", default="edits,training,eval", help="comma-separated queues (default all three)")
-    parser.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1, one per GPU)")
-    parser.add_argument("--pool", choices=["prefork", "solo", "threads"], default="prefork", help="Celery pool")
+    parser.add_argument(
+        "--queues", default="edits,training,eval", help="comma-separated queues (default all three)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="worker processes (default 1, one per GPU)"
+    )
+    parser.add_argument(
+        "--pool", choices=["prefork", "solo", "threads"], default="prefork", help="Celery pool"
+    )
     parser.add_argument("--hostname", help="Celery node name, for example gpu0@%%h")
     parser.set_defaults(handler=_handle)

@@ -90,7 +90,7 @@ def evaluate(
         {
             "setting": settings.setting,
             "model": editor.components.model_id,
-            "adapters": dict(editor.components.adapters),
+            "adapters": sorted(editor.components.adapters),
             "steps": settings.steps,
             "guidance_scale": settings.guidance_scale,
             "image_guidance_scale": settings.image_guidance_scale,

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from rl4pix_core.errors import InvalidInputError
+from rl4pix_core.reward_defaults import DEFAULT_ATTENTION_WEIGHT, DEFAULT_MAE_THRESHOLD, DEFAULT_MAE_WEIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,12 @@ MaskInput = torch.Tensor | np.ndarray | Sequence[np.ndarray] | Sequence[torch.Te
 class RewardConfig:
     """Weights of the two reward terms and the clip threshold of the MAE term.
 
-    `mae_threshold` is 0.1 in [0, 1] pixel units (about 25 of 255 levels). The Stable Diffusion VAE
-    alone changes pixels by a few hundredths when it encodes and decodes an image, and sampling
-    noise adds small differences everywhere. A threshold above that level keeps those from being
-    penalized, so the term counts only visible changes. NOTE: 0.1 is an estimate, not tuned on
-    MagicBrush.
+    The defaults and the reason for the threshold's value are in `rl4pix_core.reward_defaults`.
     """
 
-    attention_weight: float = 1.0
-    mae_weight: float = -1.0
-    mae_threshold: float = 0.1
+    attention_weight: float = DEFAULT_ATTENTION_WEIGHT
+    mae_weight: float = DEFAULT_MAE_WEIGHT
+    mae_threshold: float = DEFAULT_MAE_THRESHOLD
 
     def __post_init__(self) -> None:
         for name in ("attention_weight", "mae_weight", "mae_threshold"):

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rl4pix_core.errors import ConfigError
+from rl4pix_core.reward_defaults import DEFAULT_ATTENTION_WEIGHT, DEFAULT_MAE_THRESHOLD, DEFAULT_MAE_WEIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +24,6 @@ logger = logging.getLogger(__name__)
 # fine-tune, which its authors publish only as an original-format `.ckpt` (hub repository
 # osunlp/InstructPix2Pix-MagicBrush). Set `model` to that file or to a diffusers folder made from it.
 DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
-
-
-def _default_mae_threshold() -> float:
-    """Take the MAE threshold default from `rl4pix_core.reward`, so both places agree."""
-    from rl4pix_core.reward import RewardConfig
-
-    return float(RewardConfig().mae_threshold)
 
 
 class Section(BaseModel):
@@ -121,13 +115,13 @@ class StatTrackingConfig(Section):
 
 class RewardSection(Section):
     attention_weight: float = Field(
-        1.0, description="weight of the attention-mask cosine similarity in the reward; any real number"
+        DEFAULT_ATTENTION_WEIGHT, description="weight of the attention-mask cosine similarity in the reward; any real number"
     )
     mae_weight: float = Field(
-        -1.0, description="weight (lambda) of the clipped input/output MAE in the reward; any real number"
+        DEFAULT_MAE_WEIGHT, description="weight (lambda) of the clipped input/output MAE in the reward; any real number"
     )
     mae_threshold: float = Field(
-        default_factory=_default_mae_threshold,
+        DEFAULT_MAE_THRESHOLD,
         ge=0.0,
         lt=1.0,
         description="per-pixel differences at or below this value count as 0 in the clipped MAE; "
