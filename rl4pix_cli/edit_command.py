@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text guidance scale s_T (default 7.5)")
     parser.add_argument("--image-guidance-scale", type=float, default=1.5, help="image guidance scale s_I (default 1.5)")
     parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 is deterministic given the seed (default 0)")
-    parser.add_argument("--seed", type=int, help="random seed (default: a random one, printed with the result)")
+    parser.add_argument("--seed", type=int, help="random seed, 0 to 2^32-1 (default: a random one, printed with the result)")
     parser.add_argument("--attention-downsample", type=int, default=4, help="UNet level whose cross-attention is captured, as its factor relative to the latent grid (default 4)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     # 1. Check and read the inputs before loading the model.
     image = load_image(args.image)
     mask = load_mask(args.mask, image.size) if args.mask else None
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     output_format = _format_for(args.output)
     attention_format = _format_for(args.attention_output) if args.attention_output else None
 

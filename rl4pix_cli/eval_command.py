@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--setting", default="single-turn", choices=("single-turn", "multi-turn"), help="single-turn: each turn starts from the ground truth before it; multi-turn: from the model's previous output (default single-turn)")
     parser.add_argument("--limit", type=int, help="evaluate at most this many turns")
     parser.add_argument("--output", type=Path, help="write the metrics as JSON to this file")
-    parser.add_argument("--images-dir", type=Path, help="also save the edited images here, named <id>-output<k>.png")
+    parser.add_argument("--images-dir", type=Path, help="also save the edited images here, as <id>/<id>-output<k>.png (the MagicBrush layout)")
     parser.add_argument("--steps", type=int, default=20, help="DDIM sampling steps (default 20)")
     parser.add_argument("--guidance-scale", type=float, default=7.5, help="text guidance scale (default 7.5)")
     parser.add_argument("--image-guidance-scale", type=float, default=1.5, help="image guidance scale (default 1.5)")

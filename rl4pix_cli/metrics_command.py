@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "metrics; the generated image is resized to its reference's size (bicubic)."
         ),
     )
-    parser.add_argument("--generated", required=True, type=Path, help="folder of edited images")
-    parser.add_argument("--reference", required=True, type=Path, help="folder of ground-truth images")
+    parser.add_argument("--generated", required=True, type=Path, help="folder of edited images, searched with its subfolders")
+    parser.add_argument("--reference", required=True, type=Path, help="folder of ground-truth images, searched with its subfolders; images with no generated partner are skipped")
     parser.add_argument(
         "--captions",
         type=Path,
@@ -52,13 +52,13 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise InvalidInputError(f"image folder not found: {folder}; check the path")
     by_stem: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    # Subfolders count too, so the MagicBrush layout (images/<id>/<id>-output1.png) works as it is.
+    for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         if path.stem in by_stem:
             raise InvalidInputError(
-                f"{folder} has two images with the stem {path.stem!r} ({by_stem[path.stem].name}, {path.name}); "
-                "keep one"
+                f"{folder} has two images with the stem {path.stem!r} ({by_stem[path.stem]}, {path}); keep one"
             )
         by_stem[path.stem] = path
     if not by_stem:
@@ -72,20 +72,22 @@ def _list_stems(stems: list[str]) -> str:
 
 
 def match_stems(generated: dict[str, Path], reference: dict[str, Path]) -> list[str]:
-    """Return the stems present in both folders, raising InvalidInputError listing any unmatched."""
+    """Return the generated stems, raising InvalidInputError listing those without a reference.
+
+    The reference folder may contain more images, such as the inputs and masks of a MagicBrush
+    folder; those are skipped and counted in the log.
+    """
     from rl4pix_core.errors import InvalidInputError
 
     only_generated = sorted(set(generated) - set(reference))
-    only_reference = sorted(set(reference) - set(generated))
-    if only_generated or only_reference:
-        parts = []
-        if only_generated:
-            parts.append(f"without a reference: {_list_stems(only_generated)}")
-        if only_reference:
-            parts.append(f"without a generated image: {_list_stems(only_reference)}")
+    if only_generated:
         raise InvalidInputError(
-            "images are paired by file name without extension, and some have no partner; " + "; ".join(parts)
+            "images are paired by file name without extension, and some generated images have no reference "
+            f"image of the same name: {_list_stems(only_generated)}"
         )
+    unused = len(set(reference) - set(generated))
+    if unused:
+        logger.info("skipping %d reference images that have no generated image of the same name", unused)
     return sorted(generated)
 
 

@@ -39,6 +39,8 @@ DEFAULT_STEPS = 20
 DEFAULT_GUIDANCE_SCALE = 7.5
 DEFAULT_IMAGE_GUIDANCE_SCALE = 1.5
 MAX_STEPS = 1000
+MAX_SEED = 2**32 - 1
+MIN_SIDE = 8
 
 
 @dataclass
@@ -128,7 +130,9 @@ class InstructEditor:
         reward_config: RewardConfig | None = None,
     ) -> None:
         self.components = components
-        self.max_side = max_side or components.default_max_side
+        self.max_side = components.default_max_side if max_side is None else max_side
+        if self.max_side < MIN_SIDE:
+            raise InvalidInputError(f"max_side={max_side} is too small: use at least {MIN_SIDE} pixels")
         self.capture_attention = capture_attention
         self.reward_config = reward_config or RewardConfig()
         self.store: AttentionStore | None = None
@@ -223,10 +227,15 @@ class InstructEditor:
             raise InvalidInputError(f"request {index}: the instruction is empty: describe the edit in words")
         if not 1 <= request.steps <= MAX_STEPS:
             raise InvalidInputError(f"request {index}: steps={request.steps} is out of range: use 1 to {MAX_STEPS}")
+        if not 0 <= request.seed <= MAX_SEED:
+            raise InvalidInputError(f"request {index}: seed={request.seed} is out of range: use 0 to {MAX_SEED}")
         for name in ("guidance_scale", "image_guidance_scale", "eta"):
             value = getattr(request, name)
             if not math.isfinite(value) or value < 0:
                 raise InvalidInputError(f"request {index}: {name}={value} is invalid: use a finite number >= 0")
+        if request.eta > 1:
+            # Above 1 the step's noise variance can exceed 1 - alpha_prev, which leaves DDIM's direction term undefined.
+            raise InvalidInputError(f"request {index}: eta={request.eta} is out of range: use 0 to 1")
         if request.mask is not None and request.mask.shape != (request.image.height, request.image.width):
             raise InvalidInputError(
                 f"request {index}: mask shape {request.mask.shape} differs from the image's "

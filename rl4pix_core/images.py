@@ -67,7 +67,7 @@ def _read_source_bytes(source: str | Path | bytes) -> bytes:
             raise InvalidInputError(f"image file not found: {name}; check the path")
         data = path.read_bytes()
     if not data:
-        raise InvalidInputError(f"image {name} is empty (0 bytes); upload a PNG or JPEG file")
+        raise InvalidInputError(f"image {name} is empty (0 bytes); use a PNG or JPEG file")
     return data
 
 
@@ -76,7 +76,7 @@ def _check_pixel_count(size: tuple[int, int], max_pixels: int, name: str) -> Non
     if width * height > max_pixels:
         raise InvalidInputError(
             f"image {name} is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}; "
-            "downscale it before uploading or raise max_pixels"
+            "downscale it first or raise max_pixels"
         )
 
 
@@ -92,11 +92,12 @@ def _open_with_limit(data: bytes, max_pixels: int, name: str) -> Image.Image:
                 image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as error:
             raise InvalidInputError(
-                f"image {name} is too large to decode safely ({error}); downscale it before uploading"
+                f"image {name} is too large to decode safely ({error}); downscale it first"
             ) from error
         except _DECODE_ERRORS as error:
+            # Pillow's message only repeats the in-memory buffer's repr, so it is left out.
             raise InvalidInputError(
-                f"cannot read image {name}: not a supported image file ({error}); upload a PNG or JPEG file"
+                f"cannot read image {name}: not a supported image file; use a PNG, JPEG, WebP or TIFF image"
             ) from error
         finally:
             Image.MAX_IMAGE_PIXELS = previous_limit

@@ -182,6 +182,10 @@ def load_lora(components: EditingComponents, path: str | Path, adapter_name: str
         return adapter_name
     lora_file = resolve_lora_file(path)
     logger.info("loading LoRA %s as adapter %r", lora_file, adapter_name)
+    # diffusers logs a warning for every component the LoRA leaves alone (here the text encoder).
+    loaders_logger = logging.getLogger("diffusers.loaders")
+    level = loaders_logger.level
+    loaders_logger.setLevel(logging.ERROR)
     try:
         components.pipeline.load_lora_weights(
             str(lora_file.parent), weight_name=lora_file.name, adapter_name=adapter_name
@@ -190,6 +194,8 @@ def load_lora(components: EditingComponents, path: str | Path, adapter_name: str
         raise CheckpointError(
             f"LoRA {str(lora_file)!r} does not fit model {components.model_id!r}: {error}"
         ) from error
+    finally:
+        loaders_logger.setLevel(level)
     components.pipeline.set_adapters([adapter_name])
     components.adapters[adapter_name] = str(lora_file)
     return adapter_name

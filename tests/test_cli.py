@@ -119,3 +119,22 @@ def test_eval_multi_turn(tmp_path, capsys):
     )
     assert report["settings"]["setting"] == "multi-turn"
     assert report["count"] == 2
+
+
+def test_eval_images_score_again_with_metrics(tmp_path, capsys):
+    data = write_synthetic_magicbrush(tmp_path / "synthetic", count=2, size=64, seed=4)
+    generated = tmp_path / "generated"
+    assert main(["eval", "--model", "tiny", "--data", str(data), "--clip-model", "tiny", "--steps", "2",
+                 "--images-dir", str(generated), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    second = run_json(capsys, ["metrics", "--generated", str(generated), "--reference", str(data / "images"), "--json"])
+    assert second["count"] == 2
+    assert abs(second["l1"] - first["l1"]) < 1e-9
+
+
+def test_edit_seed_out_of_range(tmp_path, capsys):
+    image, _ = real_case("rocket-moon")
+    code = main(["edit", "--model", "tiny", "--image", str(image), "--instruction", "add a moon",
+                 "--output", str(tmp_path / "edited.png"), "--seed", "99999999999999999999"])
+    assert code == 2
+    assert "seed=99999999999999999999" in capsys.readouterr().err

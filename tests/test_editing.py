@@ -101,6 +101,9 @@ def test_large_input_downscaled_then_restored(editor):
         ({"steps": 0}, "steps=0"),
         ({"guidance_scale": float("nan")}, "guidance_scale=nan"),
         ({"image_guidance_scale": -1.0}, "image_guidance_scale=-1.0"),
+        ({"seed": -1}, "seed=-1"),
+        ({"seed": 2**32}, "seed=4294967296"),
+        ({"eta": 1.5}, "eta=1.5"),
     ],
 )
 def test_invalid_request_rejected(editor, changes, message):
@@ -210,3 +213,8 @@ def test_broken_single_file_raises(tmp_path, monkeypatch, suffix):
     checkpoint.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelNotFoundError, match=f"broken\\{suffix}"):
         load_components(str(checkpoint))
+
+
+def test_tiny_max_side_rejected():
+    with pytest.raises(InvalidInputError, match="max_side=0"):
+        InstructEditor(load_components("tiny"), max_side=0)

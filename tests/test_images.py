@@ -164,7 +164,7 @@ def test_empty_file_rejected(tmp_path):
 def test_text_file_rejected(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("this is not an image\n", encoding="utf-8")
-    with pytest.raises(InvalidInputError, match="notes.png.*PNG or JPEG"):
+    with pytest.raises(InvalidInputError, match="notes.png.*not a supported image file"):
         load_image(path)
 
 

@@ -53,8 +53,16 @@ def add_lora(unet: UNet2DConditionModel, lora: LoraSection) -> list[torch.nn.Par
 
 
 def lora_adapter_metadata(unet: UNet2DConditionModel) -> dict[str, Any]:
-    """Return the peft LoraConfig of the trained adapter as a dict, as diffusers stores it next to the weights."""
-    return unet.peft_config[ADAPTER_NAME].to_dict()
+    """Return the peft LoraConfig of the trained adapter as a dict, as diffusers stores it next to the weights.
+
+    peft keeps `target_modules` as a set, whose order changes between processes. Sorting it makes the
+    saved file, and so its hash, depend only on the weights and the configuration.
+    """
+    metadata = unet.peft_config[ADAPTER_NAME].to_dict()
+    for key, value in metadata.items():
+        if isinstance(value, (set, frozenset)):
+            metadata[key] = sorted(value)
+    return metadata
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:

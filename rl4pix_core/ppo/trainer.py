@@ -207,15 +207,18 @@ def train(config: TrainConfig, callbacks: TrainerCallbacks | None = None) -> Tra
     )
 
     start_epoch = 0
+    resumed_checkpoint: Path | None = None
     if config.resume_from:
         resumed = load_checkpoint(config.resume_from, config, components.unet, optimizer, tracker)
         start_epoch, context.global_step = resumed.epoch, resumed.global_step
+        resumed_checkpoint = resumed.path
     history = read_history(logdir, start_epoch) if start_epoch else []
     if accelerator.is_main_process:
         write_history(logdir, history)
 
     # 2-5. Epochs.
-    status, checkpoint, epochs_completed = COMPLETED, None, start_epoch
+    # A resumed run that trains no further epochs ends at the checkpoint it resumed from.
+    status, checkpoint, epochs_completed = COMPLETED, resumed_checkpoint, start_epoch
     for epoch in range(start_epoch, config.num_epochs):
         context.epoch = epoch
         try:
