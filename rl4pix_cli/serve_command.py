@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -48,6 +50,32 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _bind(host: str, port: int) -> socket.socket | None:
+    """Bind the gateway's socket, or print why it cannot be bound and return None.
+
+    The socket is bound before anything is printed or started, and uvicorn serves on this same
+    socket, so no other process can take the port in between.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        print(f"error: cannot resolve --host {host}: {error.strerror}", file=sys.stderr)
+        return None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            print(f"error: port {port} is in use: pass --port N", file=sys.stderr)
+        else:
+            print(f"error: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return None
+    return sock
+
+
 def _handle(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -56,6 +84,9 @@ def _handle(args: argparse.Namespace) -> int:
     from service.logging_setup import configure_logging
     from service.settings import get_settings
 
+    sock = _bind(args.host, args.port)
+    if sock is None:
+        return 2
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     embedded.prepare_directories(settings)
@@ -74,8 +105,12 @@ def _handle(args: argparse.Namespace) -> int:
         print("create an API key with: rl4pix keys create --tenant NAME", flush=True)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False
+        )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         if worker is not None:
             _stop_worker(worker)
     return 0

@@ -42,6 +42,7 @@ class DatasetSummary:
     format: str
     session_count: int
     turn_count: int
+    target_count: int  # turns with a ground-truth output image
 
 
 def _invalid(message: str, code: str = "invalid_dataset") -> ApiError:
@@ -161,7 +162,8 @@ def _validate_turn(
     turn: object,
     previous_output: str | None,
     settings: Settings,
-) -> str | None:
+) -> tuple[str | None, bool]:
+    """Check one turn; return its output file name and whether the archive contains that image."""
     label = f"session {img_id!r} turn {index}"
     if not isinstance(turn, dict):
         raise _invalid(f"{label}: expected an object, got {type(turn).__name__}")
@@ -177,9 +179,10 @@ def _validate_turn(
     if folder + input_name in members or input_name != previous_output:
         _check_image_member(archive, members, folder + input_name, f"{label} input", settings)
     _check_image_member(archive, members, folder + mask_name, f"{label} mask", settings)
-    if output_name is not None and folder + output_name in members:
+    has_target = output_name is not None and folder + output_name in members
+    if has_target:
         _check_image_member(archive, members, folder + output_name, f"{label} output", settings)
-    return output_name
+    return output_name, has_target
 
 
 def _validate_sessions(
@@ -192,6 +195,7 @@ def _validate_sessions(
     if not isinstance(sessions, dict) or not sessions:
         raise _invalid(f"{SESSIONS_FILE} must map each img_id to a non-empty list of turns")
     turn_count = 0
+    target_count = 0
     for img_id, turns in sessions.items():
         _plain_name(img_id, "img_id")
         if not isinstance(turns, list) or not turns:
@@ -199,11 +203,17 @@ def _validate_sessions(
         folder = f"{root}images/{img_id}/"
         previous_output = None
         for index, turn in enumerate(turns, start=1):
-            previous_output = _validate_turn(
+            previous_output, has_target = _validate_turn(
                 archive, members, folder, img_id, index, turn, previous_output, settings
             )
+            target_count += has_target
         turn_count += len(turns)
-    return DatasetSummary(format="magicbrush-zip", session_count=len(sessions), turn_count=turn_count)
+    return DatasetSummary(
+        format="magicbrush-zip",
+        session_count=len(sessions),
+        turn_count=turn_count,
+        target_count=target_count,
+    )
 
 
 def validate_zip(stream: IO[bytes], settings: Settings) -> DatasetSummary:
@@ -237,13 +247,15 @@ def _parquet_image_bytes(value: object, label: str) -> bytes | None:
     raise _invalid(f"{label} contains no embedded image bytes")
 
 
-def _validate_parquet_row(row: dict[str, Any], settings: Settings) -> tuple[str, int]:
+def _validate_parquet_row(row: dict[str, Any], settings: Settings) -> tuple[str, int, bool]:
+    """Check one row; return its img_id, turn index and whether it has a target image."""
     img_id, turn_index = row.get("img_id"), row.get("turn_index")
     if not isinstance(img_id, str) or not img_id:
         raise _invalid(f"a row has an empty or non-text img_id {img_id!r}")
     if not isinstance(turn_index, int) or turn_index < 1:
         raise _invalid(f"session {img_id!r} has an invalid turn_index {turn_index!r}")
     label = f"session {img_id!r} turn {turn_index}"
+    has_target = False
     instruction = row.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         raise _invalid(f"{label}: instruction is missing or empty")
@@ -257,7 +269,8 @@ def _validate_parquet_row(row: dict[str, Any], settings: Settings) -> tuple[str,
             open_checked_image(data, "file", settings.max_image_pixels)
         except ApiError as error:
             raise _invalid(f"{label} {column}: {error.message.removeprefix('file: ')}") from error
-    return img_id, turn_index
+        has_target = has_target or column == "target_img"
+    return img_id, turn_index, has_target
 
 
 def validate_parquet(stream: IO[bytes], settings: Settings) -> DatasetSummary:
@@ -277,10 +290,12 @@ def validate_parquet(stream: IO[bytes], settings: Settings) -> DatasetSummary:
         )
     columns_to_read = [column for column in (*PARQUET_COLUMNS, "target_img") if column in columns]
     turns: dict[str, set[int]] = {}
+    target_count = 0
     try:
         for batch in parquet.iter_batches(batch_size=64, columns=columns_to_read):
             for row in batch.to_pylist():
-                img_id, turn_index = _validate_parquet_row(row, settings)
+                img_id, turn_index, has_target = _validate_parquet_row(row, settings)
+                target_count += has_target
                 turns.setdefault(img_id, set()).add(turn_index)
     except (OSError, pa.ArrowException) as error:
         raise _invalid(f"parquet data cannot be read ({error})") from error
@@ -292,7 +307,10 @@ def validate_parquet(stream: IO[bytes], settings: Settings) -> DatasetSummary:
                 f"session {img_id!r} has turn indices {sorted(indices)}; expected 1..{len(indices)}"
             )
     return DatasetSummary(
-        format="parquet", session_count=len(turns), turn_count=sum(map(len, turns.values()))
+        format="parquet",
+        session_count=len(turns),
+        turn_count=sum(map(len, turns.values())),
+        target_count=target_count,
     )
 
 
@@ -307,6 +325,11 @@ def validate_dataset(stream: IO[bytes], settings: Settings) -> DatasetSummary:
         summary = validate_zip(stream, settings)
     logger.info(
         "dataset validated",
-        extra={"format": summary.format, "sessions": summary.session_count, "turns": summary.turn_count},
+        extra={
+            "format": summary.format,
+            "sessions": summary.session_count,
+            "turns": summary.turn_count,
+            "targets": summary.target_count,
+        },
     )
     return summary

@@ -59,6 +59,16 @@ def current_tenant(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
     """Return the tenant of the request's bearer key; 401 when the key is missing or unknown."""
+    header = request.headers.get("authorization", "").strip()
+    scheme = header.split(maxsplit=1)[0] if header else ""
+    if scheme and scheme.lower() != "bearer":
+        # HTTPBearer returns None for other schemes, which would read as a missing key.
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"Authorization must use the Bearer scheme, not {scheme}: send `Authorization: Bearer <key>`",
+            headers=_CHALLENGE,
+        )
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(
             401, "unauthorized", "missing API key: send `Authorization: Bearer <key>`", headers=_CHALLENGE

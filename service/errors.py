@@ -6,6 +6,7 @@ Body: `{"error": {"code": "...", "message": "...", "field": "..." | null}}`.
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -80,13 +81,50 @@ async def _api_error_handler(request: Request, error: ApiError) -> JSONResponse:
     return error_response(error.status_code, error.code, error.message, error.field, error.headers)
 
 
+EMPTY_INSTRUCTION_MESSAGE = (
+    "instruction must not be empty: describe the edit in words, for example 'make the sky purple'"
+)
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+
+
+def _is_non_finite(value: object) -> bool:
+    try:
+        return not math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _describe_validation_error(request: Request, detail: dict) -> tuple[str, str, str | None]:
+    """Return (code, message, field) for pydantic's first error on a request."""
+    location = tuple(detail.get("loc", ()))
+    error_type = detail.get("type")
+    if error_type == "json_invalid":
+        position = location[1] if len(location) > 1 else "?"
+        reason = (detail.get("ctx") or {}).get("error", "JSON decode error")
+        return "validation_error", f"body: not valid JSON ({reason} at character {position})", "body"
+    if location == ("body",) and error_type == "model_attributes_type":
+        content_type = request.headers.get("content-type", "none")
+        return (
+            "validation_error",
+            f"body must be a JSON object sent with Content-Type: application/json, not {content_type}",
+            "body",
+        )
+    field = _field_name(location)
+    if field == "instruction" and error_type in ("missing", "string_too_short"):
+        # An empty form value arrives as a missing field, so both get the same message.
+        return "invalid_instruction", EMPTY_INSTRUCTION_MESSAGE, field
+    if error_type in _BOUND_ERRORS and _is_non_finite(detail.get("input")):
+        return "validation_error", f"{field}: must be a finite number, got {detail.get('input')}", field
+    message = f"{field}: {detail.get('msg')}" if field else str(detail.get("msg"))
+    return "validation_error", message, field
+
+
 async def _validation_handler(request: Request, error: RequestValidationError) -> JSONResponse:
     first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-    field = _field_name(tuple(first.get("loc", ())))
-    message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    code, message, field = _describe_validation_error(request, first)
     logger.info("request validation failed", extra={"field": field, "path": request.url.path})
-    REJECTED_REQUESTS.labels("validation_error").inc()
-    return error_response(422, "validation_error", message, field)
+    REJECTED_REQUESTS.labels(code).inc()
+    return error_response(422, code, message, field)
 
 
 async def _http_error_handler(request: Request, error: StarletteHTTPException) -> JSONResponse:

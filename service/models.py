@@ -115,6 +115,8 @@ class Dataset(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     session_count: Mapped[int] = mapped_column(Integer)
     turn_count: Mapped[int] = mapped_column(Integer)
+    # Turns with a ground-truth output image; null for datasets stored before it was counted.
+    target_count: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -45,7 +45,8 @@ class EditOut(BaseModel):
     sizes: EditSizes
     timings: dict[str, float] = Field(
         default_factory=dict,
-        description="seconds per phase: queue, the model phases (encode, denoise, decode), batch, png_encode, total",
+        description="seconds per phase: queue, model_load (0 when the worker had the model loaded), the "
+        "model phases (encode, denoise, decode), batch, png_encode, total",
     )
     urls: EditUrls
     reward: dict[str, float] | None = Field(None, description="reward components, when a mask was sent")
@@ -56,6 +57,13 @@ class EditOut(BaseModel):
     finished_at: dt.datetime | None
 
 
+class EditPage(BaseModel):
+    items: list[EditOut]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null on the last page"
+    )
+
+
 class DatasetOut(BaseModel):
     id: str
     name: str
@@ -64,7 +72,19 @@ class DatasetOut(BaseModel):
     sha256: str
     session_count: int
     turn_count: int
+    target_count: int | None = Field(
+        None,
+        description="turns with a ground-truth output image (<id>-output<k>.png or target_img), which "
+        "evaluation needs; null for datasets stored before it was counted",
+    )
     created_at: dt.datetime
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null on the last page"
+    )
 
 
 class TrainJobCreate(BaseModel):
@@ -187,6 +207,13 @@ class EvalJobOut(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+
+
+class EvalJobPage(BaseModel):
+    items: list[EvalJobOut]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null on the last page"
+    )
 
 
 class HealthOut(BaseModel):

@@ -72,6 +72,7 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
         sha256=dataset.sha256,
         session_count=dataset.session_count,
         turn_count=dataset.turn_count,
+        target_count=dataset.target_count,
         created_at=dataset.created_at,
     )
 

@@ -32,7 +32,7 @@ PEER_POLL_SECONDS = 0.01
 def _cache(ctx: WorkerContext) -> model_ops.EditorCache:
     global _editor_cache
     if _editor_cache is None:
-        _editor_cache = model_ops.EditorCache(ctx.settings.pipeline_cache_size)
+        _editor_cache = model_ops.EditorCache(ctx.settings.pipeline_cache_size, ctx.settings.allowed_models)
     return _editor_cache
 
 
@@ -184,7 +184,7 @@ def run_batch(ctx: WorkerContext, batch: dict[uuid.UUID, int]) -> None:
         try:
             inputs = _load_inputs(ctx, edits)
             adapter_path = (lambda: local_adapter(ctx, adapter)) if adapter is not None else None
-            editor = _cache(ctx).get(
+            editor, load_seconds = _cache(ctx).get(
                 lead.model,
                 str(adapter.id) if adapter else None,
                 adapter_path,
@@ -192,6 +192,9 @@ def run_batch(ctx: WorkerContext, batch: dict[uuid.UUID, int]) -> None:
                 settings.worker_dtype,
             )
             outputs = model_ops.run_edit_batch(editor, inputs, settings.max_image_pixels)
+            for output in outputs:
+                if output.error is None:
+                    output.timings["model_load"] = load_seconds
             for edit, output in zip(edits, outputs):
                 _store_output(ctx, edit, batch[edit.id], output, len(edits))
         except StorageError as error:

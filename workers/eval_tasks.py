@@ -37,6 +37,7 @@ def run_eval_job(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
         try:
             metrics = model_ops.run_evaluation(
                 job.model,
+                str(adapter.id) if adapter is not None else None,
                 local_adapter(ctx, adapter) if adapter is not None else None,
                 local_dataset(ctx, dataset),
                 job.setting,
@@ -47,6 +48,7 @@ def run_eval_job(ctx: WorkerContext, job_id: uuid.UUID, attempt: int) -> None:
                 settings.eval_clip_model or None,
                 settings.worker_device,
                 settings.worker_dtype,
+                settings.allowed_models,
             )
         except Exception as error:  # every failure ends the job as failed with its classified code
             code, message = model_ops.classify_error(error)

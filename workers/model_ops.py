@@ -11,9 +11,10 @@ import collections
 import dataclasses
 import io
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,34 @@ class ModelLayerError(Exception):
         self.code = code
 
 
+# A quoted absolute path, which may contain spaces.
+_QUOTED_PATH_PATTERN = re.compile(r"""(['"])/[^'"]*\1""")
+# An absolute POSIX path that starts a word or follows a quote, bracket, '=' or ':' (so URLs such
+# as https://... keep their host), up to the next space, quote, bracket or comma.
+_PATH_PATTERN = re.compile(r"(?:(?<=^)|(?<=[\s'\"(\[=]))/[^\s'\"()\[\],;]*")
+# Lines that libraries append to their own errors and that mean nothing to an API client.
+_LIBRARY_NOISE = ("Please check out the root cause in the stacktrace above.",)
+
+
+def clean_message(message: str) -> str:
+    """Remove server paths and library boilerplate from an error message that a client will read."""
+    for noise in _LIBRARY_NOISE:
+        message = message.replace(noise + ".", "").replace(noise, "")
+    message = _QUOTED_PATH_PATTERN.sub(r"\1<server path>\1", message)
+    message = _PATH_PATTERN.sub("<server path>", message)
+    return " ".join(message.split())
+
+
 def classify_error(error: BaseException) -> tuple[str, str]:
-    """Map an exception from rl4pix_core to (error code, message) for the job row."""
+    """Map an exception from rl4pix_core to (error code, message) for the job row.
+
+    The message never contains a server filesystem path: each one becomes `<server path>`.
+    """
+    code, message = _classify(error)
+    return code, clean_message(message)
+
+
+def _classify(error: BaseException) -> tuple[str, str]:
     from rl4pix_core import errors
 
     table = [
@@ -78,8 +105,9 @@ class EditorCache:
     memory; sharing one base per model and switching LoRA adapters would use less.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, allowed_models: Sequence[str] = ()):
         self.capacity = capacity
+        self.allowed_models = tuple(allowed_models)
         self._entries: collections.OrderedDict[tuple[str, str | None], Any] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -90,29 +118,63 @@ class EditorCache:
         adapter_path: Callable[[], Path] | None,
         device: str | None,
         dtype: str | None,
-    ) -> Any:
+    ) -> tuple[Any, float]:
+        """Return the editor and the seconds spent loading it, 0.0 on a cache hit."""
         key = (model, adapter_id)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 logger.info("editor cache hit", extra={"model": model, "adapter_id": adapter_id})
-                return self._entries[key]
-            editor = load_editor(model, adapter_id, adapter_path() if adapter_path else None, device, dtype)
+                return self._entries[key], 0.0
+            started = time.perf_counter()
+            editor = load_editor(
+                model,
+                adapter_id,
+                adapter_path() if adapter_path else None,
+                device,
+                dtype,
+                self.allowed_models,
+            )
+            load_seconds = time.perf_counter() - started
             self._entries[key] = editor
             while len(self._entries) > self.capacity:
                 evicted, _ = self._entries.popitem(last=False)
                 logger.info("editor evicted", extra={"model": evicted[0], "adapter_id": evicted[1]})
-            return editor
+            return editor, load_seconds
+
+
+def model_load_message(model: str, allowed_models: Sequence[str]) -> str:
+    """Describe a base model that the worker failed to load, for the job's error message."""
+    allowed = ", ".join(allowed_models) if allowed_models else "the server's RL4PIX_ALLOWED_MODELS"
+    return (
+        f"the worker could not load model {model!r}: a Hugging Face Hub model needs network access from "
+        "the worker or a copy in the worker's hub cache (HF_HOME); ask the operator to provide it, or "
+        f"use another allowed model: {allowed}"
+    )
 
 
 def load_editor(
-    model: str, adapter_id: str | None, adapter_path: Path | None, device: str | None, dtype: str | None
+    model: str,
+    adapter_id: str | None,
+    adapter_path: Path | None,
+    device: str | None,
+    dtype: str | None,
+    allowed_models: Sequence[str] = (),
 ):
+    """Load the base model and optional LoRA adapter, named after `adapter_id`, into an editor.
+
+    Raises ModelLayerError (model_not_found) with a message for API clients when the base model
+    cannot be loaded; the library's own error, which names server paths, goes to the log.
+    """
     from rl4pix_core.editing import InstructEditor
     from rl4pix_core.loading import load_components, load_lora
 
     started = time.perf_counter()
-    components = load_components(model, device=device, dtype=dtype)
+    try:
+        components = load_components(model, device=device, dtype=dtype)
+    except Exception as error:  # hub, file and format errors all mean this worker cannot use the model
+        logger.warning("model load failed", extra={"model": model, "error": str(error)})
+        raise ModelLayerError("model_not_found", model_load_message(model, allowed_models)) from error
     if adapter_path is not None:
         load_lora(components, adapter_path, adapter_name=_adapter_name(adapter_id))
     editor = InstructEditor(components)
@@ -126,6 +188,12 @@ def load_editor(
 def _adapter_name(adapter_id: str | None) -> str:
     # PEFT adapter names become module attribute names, so they may not contain '-'.
     return "adapter_" + (adapter_id or "none").replace("-", "")
+
+
+def _adapter_ids(names: Sequence[str], adapter_id: str | None) -> list[str]:
+    """Replace the adapter's PEFT name in `names` with its API id."""
+    internal = _adapter_name(adapter_id)
+    return [adapter_id if name == internal and adapter_id else name for name in names]
 
 
 def _png(image) -> bytes:
@@ -240,6 +308,7 @@ def list_checkpoint_folders(logdir: Path) -> list[tuple[int, Path]]:
 
 def run_evaluation(
     model: str,
+    adapter_id: str | None,
     adapter_path: Path | None,
     data_path: Path,
     setting: str,
@@ -250,17 +319,24 @@ def run_evaluation(
     clip_model: str | None,
     device: str | None,
     dtype: str | None,
+    allowed_models: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Score the model on a MagicBrush dataset; return the mean metrics and their settings."""
+    """Score the model on a MagicBrush dataset; return the mean metrics and their settings.
+
+    `settings.adapters` in the result lists adapter ids, not the names the adapters were loaded under.
+    """
     from rl4pix_core.data.magicbrush import load_magicbrush
     from rl4pix_core.evaluation import EvalSettings, evaluate
     from rl4pix_core.metrics import ClipScorer
 
-    editor = load_editor(model, "eval", adapter_path, device, dtype)
+    editor = load_editor(model, adapter_id, adapter_path, device, dtype, allowed_models)
     sessions = load_magicbrush(data_path)
     clip_scorer = ClipScorer(clip_model, device=device) if clip_model else None
     settings = EvalSettings(setting=setting, limit=limit, steps=steps, seed=seed, batch_size=batch_size)
     result = evaluate(editor, sessions, settings, clip_scorer=clip_scorer).as_dict()
     # Per-pair values can run to thousands of rows; the job keeps the means.
     result.pop("per_item", None)
+    metric_settings = result.get("settings")
+    if isinstance(metric_settings, dict) and isinstance(metric_settings.get("adapters"), list):
+        metric_settings["adapters"] = _adapter_ids(metric_settings["adapters"], adapter_id)
     return result

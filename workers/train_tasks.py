@@ -296,6 +296,9 @@ class TrainRun:
 
     def fail(self, error: BaseException) -> None:
         code, message = model_ops.classify_error(error)
+        if code == "model_not_found":
+            # The trainer's own message suggests presets and local paths that the service rejects.
+            message = model_ops.model_load_message(self.job.model, self.ctx.settings.allowed_models)
         logger.exception("training failed", extra={**self.log_ids, "code": code})
         if finish(
             self.ctx,

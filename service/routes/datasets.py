@@ -9,13 +9,15 @@ from typing import IO, Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
 
 from service.dataset_validation import validate_dataset
 from service.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from service.errors import ErrorBody
 from service.lookups import get_owned
 from service.models import Dataset, utcnow
-from service.schemas import DatasetOut
+from service.pagination import CursorQuery, LimitQuery, newest_first_page
+from service.schemas import DatasetOut, DatasetPage
 from service.storage import object_key
 from service.views import dataset_out
 
@@ -63,6 +65,7 @@ def _store_dataset(session, settings, storage, tenant, stream: IO[bytes], name: 
         sha256=sha256,
         session_count=summary.session_count,
         turn_count=summary.turn_count,
+        target_count=summary.target_count,
         created_at=utcnow(),
     )
     session.add(dataset)
@@ -107,3 +110,13 @@ async def create_dataset(
 )
 def get_dataset(dataset_id: str, session: SessionDep, tenant: TenantDep) -> DatasetOut:
     return dataset_out(get_owned(session, Dataset, dataset_id, tenant, "dataset"))
+
+
+@router.get("/datasets", operation_id="list_datasets", response_model=DatasetPage, responses=ERROR_RESPONSES)
+def list_datasets(
+    session: SessionDep, tenant: TenantDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> DatasetPage:
+    """List the tenant's datasets, newest first."""
+    statement = select(Dataset).where(Dataset.tenant_id == tenant.id)
+    page, next_cursor = newest_first_page(session, statement, Dataset, limit, cursor)
+    return DatasetPage(items=[dataset_out(row) for row in page], next_cursor=next_cursor)

@@ -9,22 +9,24 @@ import re
 import secrets
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service import broker, jobstate
 from service.deps import CeleryDep, SessionDep, SettingsDep, StorageDep, TenantDep
 from service.enqueue import enqueue_or_fail
-from service.errors import ApiError, ErrorBody
+from service.errors import EMPTY_INSTRUCTION_MESSAGE, ApiError, ErrorBody
 from service.images import ImageInfo, validate_image
 from service.lookups import get_owned, resolve_adapter
 from service.metrics import JOBS_CREATED
 from service.models import TERMINAL_STATUSES, Edit, EditStatus, Tenant, utcnow
-from service.schemas import EditOut
+from service.pagination import CursorQuery, LimitQuery, newest_first_page
+from service.schemas import EditOut, EditPage
 from service.settings import Settings
 from service.storage import ObjectNotFoundError, object_key
 from service.views import edit_out
@@ -78,7 +80,7 @@ def wait_seconds(prefer: str | None, settings: Settings) -> float:
 def _validate_parameters(params: EditParameters, settings: Settings) -> tuple[str, int]:
     instruction = params.instruction.strip()
     if not instruction:
-        raise ApiError(422, "invalid_instruction", "instruction: must not be empty", "instruction")
+        raise ApiError(422, "invalid_instruction", EMPTY_INSTRUCTION_MESSAGE, "instruction")
     if len(instruction) > settings.max_instruction_chars:
         raise ApiError(
             422,
@@ -226,6 +228,25 @@ async def create_edit(
     return edit_out(edit)
 
 
+@router.get("/edits", operation_id="list_edits", response_model=EditPage, responses=ERROR_RESPONSES)
+def list_edits(
+    session: SessionDep,
+    tenant: TenantDep,
+    status: Annotated[
+        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
+        Query(description="only edits in this state"),
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> EditPage:
+    """List the tenant's edits, newest first."""
+    statement = select(Edit).where(Edit.tenant_id == tenant.id)
+    if status is not None:
+        statement = statement.where(Edit.status == status)
+    page, next_cursor = newest_first_page(session, statement, Edit, limit, cursor)
+    return EditPage(items=[edit_out(row) for row in page], next_cursor=next_cursor)
+
+
 @router.get("/edits/{edit_id}", operation_id="get_edit", response_model=EditOut, responses=ERROR_RESPONSES)
 def get_edit(edit_id: str, session: SessionDep, tenant: TenantDep) -> EditOut:
     return edit_out(get_owned(session, Edit, edit_id, tenant, "edit"))
@@ -276,6 +297,13 @@ def get_edit_attention(
     edit_id: str, session: SessionDep, storage: StorageDep, tenant: TenantDep
 ) -> StreamingResponse:
     edit = get_owned(session, Edit, edit_id, tenant, "edit")
+    if not edit.return_attention:
+        raise ApiError(
+            404,
+            "not_found",
+            f"edit {edit.id} was requested without return_attention=true, so it has no attention overlay; "
+            "send return_attention=true with POST /edit to get one",
+        )
     return _stream_object(storage, edit.attention_key, edit, "attention overlay")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import select
 
 from service import broker
 from service.deps import CeleryDep, SessionDep, SettingsDep, TenantDep
@@ -14,7 +16,8 @@ from service.errors import ApiError, ErrorBody
 from service.lookups import get_dataset_for, get_owned, resolve_adapter
 from service.metrics import JOBS_CREATED
 from service.models import EvalJob, JobStatus, utcnow
-from service.schemas import EvalJobCreate, EvalJobOut
+from service.pagination import CursorQuery, LimitQuery, newest_first_page
+from service.schemas import EvalJobCreate, EvalJobOut, EvalJobPage
 from service.views import eval_job_out
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,15 @@ def create_eval_job(
 ) -> EvalJobOut:
     model, adapter = resolve_adapter(session, settings, tenant, body.adapter_id, body.model)
     dataset = get_dataset_for(session, tenant, body.dataset_id)
+    if dataset.target_count == 0:
+        raise ApiError(
+            422,
+            "invalid_dataset",
+            f"dataset_id: dataset {dataset.id} has no ground-truth output images, and evaluation scores "
+            "each edit against one; upload a dataset with images/<id>/<id>-output<k>.png files (or a "
+            "target_img column in parquet)",
+            "dataset_id",
+        )
 
     steps = body.steps if body.steps is not None else settings.default_steps
     if steps > settings.max_steps:
@@ -83,3 +95,24 @@ def create_eval_job(
 )
 def get_eval_job(job_id: str, session: SessionDep, tenant: TenantDep) -> EvalJobOut:
     return eval_job_out(get_owned(session, EvalJob, job_id, tenant, "eval job"))
+
+
+@router.get(
+    "/eval-jobs", operation_id="list_eval_jobs", response_model=EvalJobPage, responses=ERROR_RESPONSES
+)
+def list_eval_jobs(
+    session: SessionDep,
+    tenant: TenantDep,
+    status: Annotated[
+        Literal["queued", "running", "cancelling", "cancelled", "succeeded", "failed"] | None,
+        Query(description="only jobs in this state"),
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> EvalJobPage:
+    """List the tenant's evaluation jobs, newest first."""
+    statement = select(EvalJob).where(EvalJob.tenant_id == tenant.id)
+    if status is not None:
+        statement = statement.where(EvalJob.status == status)
+    page, next_cursor = newest_first_page(session, statement, EvalJob, limit, cursor)
+    return EvalJobPage(items=[eval_job_out(row) for row in page], next_cursor=next_cursor)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -11,7 +9,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,6 +20,7 @@ from service.errors import ApiError, ErrorBody
 from service.lookups import get_dataset_for, get_owned, resolve_model
 from service.metrics import JOBS_CREATED
 from service.models import Artifact, JobEvent, JobStatus, Tenant, TrainJob, utcnow
+from service.pagination import CursorQuery, LimitQuery, newest_first_page
 from service.schemas import (
     CheckpointList,
     CheckpointOut,
@@ -152,23 +151,6 @@ def get_train_job(job_id: str, session: SessionDep, tenant: TenantDep) -> TrainJ
     return train_job_out(get_owned(session, TrainJob, job_id, tenant, "train job"))
 
 
-def _encode_cursor(job: TrainJob) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    try:
-        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        created_at = dt.datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            created_at = created_at.replace(tzinfo=dt.timezone.utc)
-        return created_at, uuid.UUID(job_id)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(
-            422, "invalid_cursor", "cursor: not a cursor returned by this endpoint", "cursor"
-        ) from error
-
-
 @router.get(
     "/train-jobs", operation_id="list_train_jobs", response_model=TrainJobPage, responses=ERROR_RESPONSES
 )
@@ -176,23 +158,14 @@ def list_train_jobs(
     session: SessionDep,
     tenant: TenantDep,
     status: Annotated[StatusFilter | None, Query(description="only jobs in this state")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
-    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> TrainJobPage:
     """List the tenant's training jobs, newest first."""
     statement = select(TrainJob).where(TrainJob.tenant_id == tenant.id)
     if status is not None:
         statement = statement.where(TrainJob.status == status)
-    if cursor:
-        created_at, job_id = _decode_cursor(cursor)
-        statement = statement.where(tuple_(TrainJob.created_at, TrainJob.id) < tuple_(created_at, job_id))
-    rows = session.scalars(
-        statement.order_by(TrainJob.created_at.desc(), TrainJob.id.desc()).limit(limit + 1)
-    ).all()
-    page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    page, next_cursor = newest_first_page(session, statement, TrainJob, limit, cursor)
     return TrainJobPage(items=[train_job_out(row) for row in page], next_cursor=next_cursor)
 
 

@@ -204,7 +204,7 @@ def test_empty_instruction_raises_invalid_request(client, real_photos):
     photo = real_photos / "images" / CASE / f"{CASE}-input.png"
     with pytest.raises(InvalidRequestError) as caught:
         edit_image(client, photo, "   ", wait=0)
-    assert caught.value.message == "instruction: must not be empty"
+    assert caught.value.message.startswith("instruction must not be empty: describe the edit in words")
 
 
 def test_invalid_request_names_field(client, real_photos):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from service_testkit import REPO, png_bytes
@@ -28,6 +30,15 @@ def test_missing_key_is_unauthorized(client, method, path):
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 def test_wrong_key_is_unauthorized(client, method, path):
     assert getattr(client, method)(path, headers={"Authorization": "Bearer rl4p_wrong"}).status_code == 401
+
+
+def test_basic_scheme_is_unauthorized(client):
+    assert client.get("/train-jobs", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+
+
+def test_basic_scheme_message_names_bearer(client):
+    body = client.get("/train-jobs", headers={"Authorization": "Basic dXNlcjpwYXNz"}).json()
+    assert "must use the Bearer scheme" in body["error"]["message"]
 
 
 def test_unauthorized_body_names_the_fix(client):
@@ -56,6 +67,69 @@ def test_keys_command_prints_key_once(service_env, settings):
     with session_scope(settings.resolved_database_url) as session:
         stored = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     assert stored is not None
+
+
+def run_cli(*arguments: str, cwd=REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rl4pix_cli.main", *arguments],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def outside_env(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A folder without .rl4pix and an environment without RL4PIX_* variables, like a new user's shell."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RL4PIX_")}
+    return folder, {**env, "PYTHONPATH": str(REPO)}
+
+
+CLI_WITHOUT_DATABASE = {
+    "keys create": ("keys", "create", "--tenant", "acme"),
+    "keys revoke": ("keys", "revoke", "rl4p_AbCdEfG"),
+    "db current": ("db", "current"),
+    "db downgrade": ("db", "downgrade", "base"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_WITHOUT_DATABASE, ids=list(CLI_WITHOUT_DATABASE))
+def test_cli_outside_service_folder_exits_2(outside_env, case):
+    folder, env = outside_env
+    result = subprocess.run(
+        [sys.executable, "-m", "rl4pix_cli.main", *CLI_WITHOUT_DATABASE[case]],
+        cwd=folder, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+
+
+@pytest.mark.parametrize("case", CLI_WITHOUT_DATABASE, ids=list(CLI_WITHOUT_DATABASE))
+def test_cli_outside_service_folder_names_database(outside_env, case):
+    folder, env = outside_env
+    result = subprocess.run(
+        [sys.executable, "-m", "rl4pix_cli.main", *CLI_WITHOUT_DATABASE[case]],
+        cwd=folder, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert str(folder / ".rl4pix" / "rl4pix.db") in result.stderr
+    assert "RL4PIX_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (folder / ".rl4pix").exists()
+
+
+@pytest.mark.parametrize("tenant", ["", "   "])
+def test_keys_create_blank_tenant_is_rejected(service_env, tenant):
+    result = run_cli("keys", "create", "--tenant", tenant)
+    assert result.returncode == 2
+    assert "tenant name must not be empty" in result.stderr
+
+
+def test_keys_revoke_unknown_key_fails(service_env):
+    result = run_cli("keys", "revoke", "rl4p_NoSuchKey0")
+    assert result.returncode == 1
+    assert "not found" in result.stderr
 
 
 def test_keys_are_stored_hashed(settings):

@@ -110,6 +110,38 @@ def test_bad_edit_is_rejected(client, tenant, case):
     assert response.json()["error"]["field"] == field
 
 
+MESSAGE_CASES = {
+    "empty instruction": (
+        {"instruction": ""},
+        "instruction",
+        "instruction must not be empty: describe the edit",
+    ),
+    "blank instruction": (
+        {"instruction": "  "},
+        "instruction",
+        "instruction must not be empty: describe the edit",
+    ),
+    "nan guidance": ({"guidance_scale": "nan"}, "guidance_scale", "must be a finite number"),
+    "infinite image guidance": (
+        {"image_guidance_scale": "inf"},
+        "image_guidance_scale",
+        "must be a finite number",
+    ),
+}
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("case", MESSAGE_CASES, ids=list(MESSAGE_CASES))
+def test_bad_edit_message(client, tenant, case):
+    fields, field, text = MESSAGE_CASES[case]
+    files = {"image": ("input.png", VALID, "image/png")}
+    data = {"instruction": "make it blue", "steps": "2", **fields}
+    response = client.post("/edit", headers={**tenant["headers"], "Prefer": "wait=0"}, files=files, data=data)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert text in response.json()["error"]["message"]
+
+
 @pytest.mark.usefixtures("unchanged")
 def test_missing_image_is_rejected(client, tenant):
     response = client.post("/edit", headers=tenant["headers"], data={"instruction": "x"})
@@ -165,15 +197,28 @@ def tenant_dataset(client, tenant, dataset_zip):
 
 
 TRAIN_CASES = {
-    "negative learning rate": ({"config": {"train": {"learning_rate": -1}}}, "config"),
-    "dotted bad value": ({"config": {"train.learning_rate": "fast"}}, "config"),
-    "unknown key": ({"config": {"no_such_key": 1}}, "config"),
-    "zero epochs": ({"config": {"num_epochs": 0}}, "config"),
+    "negative learning rate": ({"config": {"train": {"learning_rate": -1}}}, "config.train.learning_rate"),
+    "dotted bad value": ({"config": {"train.learning_rate": "fast"}}, "config.train.learning_rate"),
+    "unknown key": ({"config": {"no_such_key": 1}}, "config.no_such_key"),
+    "zero epochs": ({"config": {"num_epochs": 0}}, "config.num_epochs"),
+    "boolean epochs": ({"config": {"num_epochs": True}}, "config.num_epochs"),
+    "boolean learning rate": ({"config": {"train.learning_rate": False}}, "config.train.learning_rate"),
+    "key set nested and dotted": (
+        {"config": {"train": {"learning_rate": 1e-4}, "train.learning_rate": 1e-3}},
+        "config.train.learning_rate",
+    ),
+    "unknown lora target module": (
+        {"config": {"lora": {"target_modules": ["nope"]}}},
+        "config.lora.target_modules",
+    ),
+    "attention downsample 3": ({"config": {"attention_downsample": 3}}, "config.attention_downsample"),
+    "data split": ({"config": {"data": {"split": "train"}}}, "config.data.split"),
+    "dotted data split": ({"config": {"data.split": "train"}}, "config.data.split"),
     "indivisible batch": (
         {"config": {"sample.batch_size": 3, "sample.num_batches_per_epoch": 1, "train.batch_size": 2}},
         "config",
     ),
-    "section as value": ({"config": {"train": 5}}, "config"),
+    "section as value": ({"config": {"train": 5}}, "config.train"),
     "service key": ({"config": {"logdir": "/tmp/x"}}, "config.logdir"),
     "service data path": ({"config": {"data": {"path": "/etc"}}}, "config.data.path"),
     "unknown model": ({"model": "nope"}, "model"),
@@ -197,10 +242,49 @@ def test_bad_train_job_is_rejected(client, tenant, tenant_dataset, case):
     assert response.json()["error"]["field"] == field
 
 
+def test_config_error_message_names_key(client, tenant, tenant_dataset):
+    body = {"dataset_id": tenant_dataset, "config": {"train": {"learning_rate": -1}}}
+    response = client.post("/train-jobs", headers=tenant["headers"], json=body)
+    assert response.json()["error"]["message"].startswith("config.train.learning_rate: ")
+
+
+def test_key_set_twice_message(client, tenant, tenant_dataset):
+    body = {
+        "dataset_id": tenant_dataset,
+        "config": {"num_epochs": 1, "sample": {"eta": 0.5}, "sample.eta": 0.5},
+    }
+    response = client.post("/train-jobs", headers=tenant["headers"], json=body)
+    assert "set twice" in response.json()["error"]["message"]
+
+
+def test_lora_target_module_message_lists_names(client, tenant, tenant_dataset):
+    body = {"dataset_id": tenant_dataset, "config": {"lora": {"target_modules": ["nope"]}}}
+    response = client.post("/train-jobs", headers=tenant["headers"], json=body)
+    assert "to_q" in response.json()["error"]["message"]
+
+
+def test_data_split_message_has_no_path(client, tenant, tenant_dataset):
+    body = {"dataset_id": tenant_dataset, "config": {"data": {"split": "train"}}}
+    response = client.post("/train-jobs", headers=tenant["headers"], json=body)
+    assert "/" not in response.json()["error"]["message"].removeprefix("config.data.split: ")
+
+
 @pytest.mark.usefixtures("unchanged")
 def test_train_job_body_not_json_is_rejected(client, tenant):
     headers = {**tenant["headers"], "Content-Type": "application/json"}
-    assert client.post("/train-jobs", headers=headers, content=b"{not json").status_code == 422
+    response = client.post("/train-jobs", headers=headers, content=b'{"dataset_id": x}')
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "body"
+    assert "not valid JSON" in response.json()["error"]["message"]
+    assert "character 15" in response.json()["error"]["message"]
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_form_encoded_train_job_is_rejected(client, tenant, tenant_dataset):
+    response = client.post("/train-jobs", headers=tenant["headers"], data={"dataset_id": tenant_dataset})
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "body"
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
 
 
 EVAL_CASES = {
@@ -221,6 +305,33 @@ def test_bad_eval_job_is_rejected(client, tenant, tenant_dataset, case):
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
+
+
+@pytest.fixture(scope="module")
+def dataset_without_targets(client, tenant):
+    content = make_zip(magicbrush_members())
+    response = client.post("/datasets", headers=tenant["headers"], files={"file": ("d.zip", content)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_dataset_without_targets_counts_none(dataset_without_targets):
+    assert dataset_without_targets["target_count"] == 0
+
+
+def test_dataset_with_targets_counts_them(client, tenant, tenant_dataset):
+    body = client.get(f"/datasets/{tenant_dataset}", headers=tenant["headers"]).json()
+    assert body["target_count"] == body["turn_count"]
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_eval_job_without_ground_truth_is_rejected(client, tenant, dataset_without_targets):
+    body = {"dataset_id": dataset_without_targets["id"]}
+    response = client.post("/eval-jobs", headers=tenant["headers"], json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_dataset"
+    assert response.json()["error"]["field"] == "dataset_id"
+    assert "-output<k>.png" in response.json()["error"]["message"]
 
 
 # -- datasets -----------------------------------------------------------------------------------

@@ -56,7 +56,13 @@ def test_photo_edit_has_reward_components(photo_edit):
 
 
 def test_photo_edit_has_timings(photo_edit):
-    assert {"queue", "total", "batch"} <= set(photo_edit.json()["timings"])
+    assert {"queue", "total", "batch", "model_load"} <= set(photo_edit.json()["timings"])
+
+
+def test_edit_phases_fit_in_total(client, auth):
+    timings = post_edit(client, auth, png_bytes()).json()["timings"]
+    phases = timings["queue"] + timings["model_load"] + timings["batch"] + timings["png_encode"]
+    assert phases <= timings["total"] + 0.01
 
 
 def test_photo_edit_image_downloads(client, auth, photo_edit):
@@ -131,6 +137,40 @@ def test_image_of_queued_edit_is_not_ready(client, auth, settings):
         session.flush()
         edit_id = edit.id
     assert client.get(f"/edits/{edit_id}/image", headers=auth).status_code == 409
+
+
+def insert_edit_row(settings, auth, status: str, return_attention: bool) -> uuid.UUID:
+    """Insert an edit row directly, in a state that a real worker would only hold for a moment.
+
+    Its model is one that no real edit uses, so that a worker batching queued edits never claims it.
+    """
+    from service.auth import authenticate
+    from service.db import session_scope
+    from service.models import Edit, utcnow
+
+    with session_scope(settings.resolved_database_url) as session:
+        tenant = authenticate(session, auth["Authorization"].split()[1])
+        edit = Edit(
+            tenant_id=tenant.id, model="unserved-model", instruction="x", steps=2, guidance_scale=7.5,
+            image_guidance_scale=1.5, seed=1, input_key="none", input_width=8, input_height=8,
+            status=status, return_attention=return_attention, created_at=utcnow(),
+        )  # fmt: skip
+        session.add(edit)
+        session.flush()
+        return edit.id
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "succeeded", "failed"])
+def test_attention_not_requested_is_not_found(client, auth, settings, status):
+    edit_id = insert_edit_row(settings, auth, status, return_attention=False)
+    response = client.get(f"/edits/{edit_id}/attention", headers=auth)
+    assert response.status_code == 404
+    assert "without return_attention=true" in response.json()["error"]["message"]
+
+
+def test_attention_of_running_edit_is_not_ready(client, auth, settings):
+    edit_id = insert_edit_row(settings, auth, "running", return_attention=True)
+    assert client.get(f"/edits/{edit_id}/attention", headers=auth).status_code == 409
 
 
 def test_unknown_edit_is_not_found(client, auth):

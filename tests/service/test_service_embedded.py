@@ -94,3 +94,45 @@ def test_embedded_stops_its_worker(embedded):
         ["pgrep", "-g", str(process.pid)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert survivors == []
+
+
+@pytest.fixture
+def busy_port_run(tmp_path):
+    """Run `rl4pix serve` on a port that another socket is already listening on."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("RL4PIX_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "rl4pix_cli.main", "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    return result, port, tmp_path
+
+
+def test_serve_on_busy_port_exits_2(busy_port_run):
+    result, _, _ = busy_port_run
+    assert result.returncode == 2, result.stderr
+
+
+def test_serve_on_busy_port_names_port(busy_port_run):
+    result, port, _ = busy_port_run
+    assert f"port {port} is in use: pass --port N" in result.stderr
+
+
+def test_serve_on_busy_port_prints_no_key(busy_port_run):
+    result, _, _ = busy_port_run
+    assert "API key" not in result.stdout
+
+
+def test_serve_on_busy_port_creates_no_data(busy_port_run):
+    _, _, folder = busy_port_run
+    assert not (folder / ".rl4pix").exists()

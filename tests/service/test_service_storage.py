@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import urllib.parse
+import uuid
 
 import httpx
 import pytest
@@ -94,3 +95,47 @@ def test_local_storage_rejects_escaping_key(tmp_path):
     storage = LocalStorage(tmp_path / "root", b"secret")
     with pytest.raises(ValueError):
         storage.put_bytes("../outside", b"data")
+
+
+@pytest.fixture(scope="module")
+def local_files(settings, tmp_path_factory):
+    """A gateway with the local storage backend, which serves signed /files/... links itself."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.storage import get_storage
+
+    local_settings = settings.model_copy(
+        update={"storage_backend": "local", "storage_dir": tmp_path_factory.mktemp("local-files")}
+    )
+    storage = get_storage(local_settings)
+    key = object_key("tenant", "adapters", "a1", "weights.safetensors")
+    storage.put_bytes(key, b"weights", "application/octet-stream")
+    with TestClient(create_app(local_settings), raise_server_exceptions=False) as client:
+        yield client, storage, key
+
+
+def test_files_link_with_tampered_signature_is_forbidden(local_files):
+    client, storage, key = local_files
+    url = storage.presign(key, 60, "http://testserver").url.replace("signature=", "signature=0")
+    response = client.get(url)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "invalid_signature"
+
+
+def test_files_link_that_expired_is_forbidden(local_files):
+    client, storage, key = local_files
+    response = client.get(storage.presign(key, -60, "http://testserver").url)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "invalid_signature"
+
+
+def test_files_link_downloads(local_files):
+    client, storage, key = local_files
+    assert client.get(storage.presign(key, 60, "http://testserver").url).content == b"weights"
+
+
+def test_unsupported_method_is_405(client, auth):
+    response = client.delete(f"/edits/{uuid.uuid4()}", headers=auth)
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"

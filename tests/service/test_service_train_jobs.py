@@ -109,6 +109,16 @@ def test_edit_with_trained_adapter(client, auth, trained_job):
 
 
 @pytest.mark.slow
+def test_eval_settings_name_adapter_id(client, auth, trained_job, dataset_id):
+    body = {"dataset_id": dataset_id, "adapter_id": trained_job["adapter_id"], "steps": 2, "limit": 1}
+    response = client.post("/eval-jobs", headers=auth, json=body)
+    assert response.status_code == 201, response.text
+    job = poll_status(client, f"/eval-jobs/{response.json()['id']}", auth, TERMINAL, 180)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"]["settings"]["adapters"] == [trained_job["adapter_id"]]
+
+
+@pytest.mark.slow
 def test_adapter_is_listed(client, auth, trained_job):
     ids = [item["id"] for item in client.get("/adapters", headers=auth).json()["items"]]
     assert trained_job["adapter_id"] in ids

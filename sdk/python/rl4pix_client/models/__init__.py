@@ -9,10 +9,12 @@ from .checkpoint_out import CheckpointOut
 from .checkpoint_out_kind import CheckpointOutKind
 from .dataset_out import DatasetOut
 from .dataset_out_format import DatasetOutFormat
+from .dataset_page import DatasetPage
 from .edit_out import EditOut
 from .edit_out_reward_type_0 import EditOutRewardType0
 from .edit_out_status import EditOutStatus
 from .edit_out_timings import EditOutTimings
+from .edit_page import EditPage
 from .edit_sizes import EditSizes
 from .edit_urls import EditUrls
 from .error_body import ErrorBody
@@ -22,12 +24,15 @@ from .eval_job_create_setting import EvalJobCreateSetting
 from .eval_job_out import EvalJobOut
 from .eval_job_out_metrics_type_0 import EvalJobOutMetricsType0
 from .eval_job_out_status import EvalJobOutStatus
+from .eval_job_page import EvalJobPage
 from .health_out import HealthOut
 from .image_size import ImageSize
 from .job_error import JobError
 from .job_event_out import JobEventOut
 from .job_event_out_data_type_0 import JobEventOutDataType0
 from .job_event_page import JobEventPage
+from .list_edits_status_type_0 import ListEditsStatusType0
+from .list_eval_jobs_status_type_0 import ListEvalJobsStatusType0
 from .list_train_jobs_status_type_0 import ListTrainJobsStatusType0
 from .progress import Progress
 from .ready_out import ReadyOut
@@ -51,10 +56,12 @@ __all__ = (
     "CheckpointOutKind",
     "DatasetOut",
     "DatasetOutFormat",
+    "DatasetPage",
     "EditOut",
     "EditOutRewardType0",
     "EditOutStatus",
     "EditOutTimings",
+    "EditPage",
     "EditSizes",
     "EditUrls",
     "ErrorBody",
@@ -64,12 +71,15 @@ __all__ = (
     "EvalJobOut",
     "EvalJobOutMetricsType0",
     "EvalJobOutStatus",
+    "EvalJobPage",
     "HealthOut",
     "ImageSize",
     "JobError",
     "JobEventOut",
     "JobEventOutDataType0",
     "JobEventPage",
+    "ListEditsStatusType0",
+    "ListEvalJobsStatusType0",
     "ListTrainJobsStatusType0",
     "Progress",
     "ReadyOut",

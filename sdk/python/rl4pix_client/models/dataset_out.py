@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..models.dataset_out_format import DatasetOutFormat, check_dataset_out_format
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="DatasetOut")
 
@@ -24,6 +25,8 @@ class DatasetOut:
         sha256 (str):
         size_bytes (int):
         turn_count (int):
+        target_count (int | None | Unset): turns with a ground-truth output image (<id>-output<k>.png or target_img),
+            which evaluation needs; null for datasets stored before it was counted
     """
 
     created_at: datetime.datetime
@@ -34,6 +37,7 @@ class DatasetOut:
     sha256: str
     size_bytes: int
     turn_count: int
+    target_count: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +57,12 @@ class DatasetOut:
 
         turn_count = self.turn_count
 
+        target_count: int | None | Unset
+        if isinstance(self.target_count, Unset):
+            target_count = UNSET
+        else:
+            target_count = self.target_count
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -67,6 +77,8 @@ class DatasetOut:
                 "turn_count": turn_count,
             }
         )
+        if target_count is not UNSET:
+            field_dict["target_count"] = target_count
 
         return field_dict
 
@@ -89,6 +101,15 @@ class DatasetOut:
 
         turn_count = d.pop("turn_count")
 
+        def _parse_target_count(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        target_count = _parse_target_count(d.pop("target_count", UNSET))
+
         dataset_out = cls(
             created_at=created_at,
             format_=format_,
@@ -98,6 +119,7 @@ class DatasetOut:
             sha256=sha256,
             size_bytes=size_bytes,
             turn_count=turn_count,
+            target_count=target_count,
         )
 
         dataset_out.additional_properties = d

@@ -43,8 +43,8 @@ class EditOut:
         batch_size (int | None | Unset): number of edits the worker ran in the same batch
         error (JobError | None | Unset):
         reward (EditOutRewardType0 | None | Unset): reward components, when a mask was sent
-        timings (EditOutTimings | Unset): seconds per phase: queue, the model phases (encode, denoise, decode), batch,
-            png_encode, total
+        timings (EditOutTimings | Unset): seconds per phase: queue, model_load (0 when the worker had the model loaded),
+            the model phases (encode, denoise, decode), batch, png_encode, total
     """
 
     adapter_id: None | str

@@ -11,7 +11,10 @@ T = TypeVar("T", bound="EditOutTimings")
 
 @_attrs_define
 class EditOutTimings:
-    """seconds per phase: queue, the model phases (encode, denoise, decode), batch, png_encode, total"""
+    """seconds per phase: queue, model_load (0 when the worker had the model loaded), the model phases (encode, denoise,
+    decode), batch, png_encode, total
+
+    """
 
     additional_properties: dict[str, float] = _attrs_field(init=False, factory=dict)
 

@@ -117,7 +117,7 @@ def sync_detailed(
 
     Args:
         status (ListTrainJobsStatusType0 | None | Unset): only jobs in this state
-        limit (int | Unset):  Default: 50.
+        limit (int | Unset): items per page Default: 50.
         cursor (None | str | Unset): next_cursor of the previous page
 
     Raises:
@@ -154,7 +154,7 @@ def sync(
 
     Args:
         status (ListTrainJobsStatusType0 | None | Unset): only jobs in this state
-        limit (int | Unset):  Default: 50.
+        limit (int | Unset): items per page Default: 50.
         cursor (None | str | Unset): next_cursor of the previous page
 
     Raises:
@@ -186,7 +186,7 @@ async def asyncio_detailed(
 
     Args:
         status (ListTrainJobsStatusType0 | None | Unset): only jobs in this state
-        limit (int | Unset):  Default: 50.
+        limit (int | Unset): items per page Default: 50.
         cursor (None | str | Unset): next_cursor of the previous page
 
     Raises:
@@ -221,7 +221,7 @@ async def asyncio(
 
     Args:
         status (ListTrainJobsStatusType0 | None | Unset): only jobs in this state
-        limit (int | Unset):  Default: 50.
+        limit (int | Unset): items per page Default: 50.
         cursor (None | str | Unset): next_cursor of the previous page
 
     Raises:
