@@ -96,7 +96,7 @@ def default_cases(breakdown: bool = False, threads: int | None = None) -> list[C
     options = {"breakdown": breakdown, "threads": threads}
     return [
         CostCase("tiny", 64, 10, 4, 2, 4, 0.5, epochs=11, limit_repeats=3, **options),
-        CostCase("sd15-random", 256, 10, 1, 1, 1, 0.1, epochs=2, limit_repeats=1, **options),
+        CostCase("sd15-random", 256, 10, 1, 1, 1, 0.1, epochs=2, limit_repeats=2, **options),
     ]
 
 
