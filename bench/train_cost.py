@@ -152,8 +152,9 @@ class PhaseTimer:
         setattr(owner, name, timed)
 
     def take(self) -> dict[str, float]:
-        taken, self.seconds = dict(self.seconds), defaultdict(float)
-        return taken
+        """Return the seconds collected since the last call and start collecting anew."""
+        epoch_seconds, self.seconds = dict(self.seconds), defaultdict(float)
+        return epoch_seconds
 
 
 class LimitTimer:
@@ -489,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_config:
         return child_main(args.run_config)
+
     cases = [
         case
         for case in default_cases(args.breakdown, args.threads)
@@ -499,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             CostCase(**{**asdict(case), "epochs": args.tiny_epochs}) if case.preset == "tiny" else case
             for case in cases
         ]
+
     results = []
     for case in cases:
         load_before = os.getloadavg()
@@ -512,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             f"after {' '.join(f'{v:.2f}' for v in result['load_after'])}",
             flush=True,
         )
+
     info = {
         "cpu": cpu_model(),
         "usable_cpus": len(os.sched_getaffinity(0)),

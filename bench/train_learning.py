@@ -1,4 +1,4 @@
-"""Check that PPO raises the reward on held-out synthetic edits with the random-weight `tiny` preset.
+"""Measure whether PPO raises the reward on held-out synthetic edits with the random-weight `tiny` preset.
 
 For each learning rate and each seed, the script:
 
@@ -7,15 +7,16 @@ For each learning rate and each seed, the script:
    `heldout` of one folder;
 2. trains the LoRA of `tiny` with `rl4pix_core.ppo.trainer.train` for `--epochs` epochs;
 3. edits every held-out case `--eval-noise-seeds` times with the untrained model and with the
-   trained LoRA, with the same noise seeds, eta, steps and guidance scales as training sampling,
-   and compares the mean reward and its two terms (attention similarity, clipped MAE).
+   trained LoRA. Both use the same noise seeds and the eta, steps and guidance scales of training
+   sampling. The script compares the mean reward and its two terms (attention similarity, clipped
+   MAE), and does the same for as many training cases, edited with noise seeds training never drew.
 
 The untrained model is the preset without an adapter. A fresh LoRA starts with B = 0, so it
 computes the same thing. The training reward curves come from each run's metrics.jsonl.
 
-The preset has random weights, so a reward that rises here says that the optimizer and the reward
+The preset has random weights, so a reward that rises here shows that the optimizer and the reward
 plumbing work: the gradient of the PPO loss moves the LoRA in the direction that the reward
-favors. It says nothing about the quality of edits. Run `python bench/train_learning.py --help`
+favors. It is no measure of edit quality. Run `python bench/train_learning.py --help`
 for the options.
 """
 
@@ -97,7 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         nargs="+",
         default=[2e-4, 1e-2],
-        help="AdamW learning rates, each run with every seed (default: 2e-4, the paper's, and 1e-2)",
+        help="AdamW learning rates, each run with every seed "
+        "(default: 2e-4, the config default from the InstructRL4Pix paper, and 1e-2)",
     )
     parser.add_argument("--cases", type=int, default=48, help="synthetic cases in all (default: 48)")
     parser.add_argument(
@@ -175,7 +177,10 @@ def make_splits(source: Path, root: Path, seed: int, held_out_fraction: float) -
 def eval_requests(
     config: TrainConfig, split: str, limit: int | None, seed: int, noise_seeds: int
 ) -> list[EditRequest]:
-    """Build `noise_seeds` requests for each of the first `limit` cases of `split`, with the training sampling settings."""
+    """Build `noise_seeds` requests for each of the first `limit` cases of `split`.
+
+    The requests use the sampling settings of training: steps, eta and both guidance scales.
+    """
     cases = TrainingSet(DataSection(path=config.data.path, split=split, limit=limit), config.resolution)
     sample = config.sample
     stream = EVAL_STREAM if split == HELD_OUT_SPLIT else EVAL_STREAM + 1
@@ -199,7 +204,10 @@ def eval_requests(
 
 
 def edit_rewards(config: TrainConfig, requests: list[EditRequest], lora: Path | None) -> np.ndarray:
-    """Edit every request with the base preset (lora None) or with the LoRA; return rewards [N, 3] in TERMS order."""
+    """Edit every request with the base preset (`lora` None) or with the LoRA at `lora`.
+
+    Returns the rewards as [N, 3], with the columns in TERMS order.
+    """
     components = load_components(config.model, device="cpu")
     if lora is not None:
         load_lora(components, lora)
@@ -285,8 +293,8 @@ def run_one(
 def reward_spread(untrained: np.ndarray, cases: int, noise_seeds: int) -> dict[str, float]:
     """Split the untrained held-out reward's spread into its part across noise seeds and across cases.
 
-    PPO learns from the reward differences that the sampling noise causes, while the advantage
-    normalization with batch statistics also sees the differences between cases.
+    PPO learns from the reward differences that the sampling noise causes, while advantages
+    normalized with batch statistics also include the differences between cases.
     """
     totals = untrained[: cases * noise_seeds, 0].reshape(cases, noise_seeds)
     return {
@@ -311,10 +319,10 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):+.5f} ± {spread:.5f}"
 
 
-def run_rows(results: list[RunResult], which: str) -> list[str]:
+def run_rows(results: list[RunResult], comparison_name: str) -> list[str]:
     rows = []
     for run in results:
-        comparison: Comparison = getattr(run, which)
+        comparison: Comparison = getattr(run, comparison_name)
         before, after = comparison.untrained, comparison.trained
         rows.append(
             f"| {run.learning_rate:g} | {run.seed} | {comparison.cases} "
@@ -389,8 +397,8 @@ def markdown_report(results: list[RunResult], info: dict[str, object]) -> str:
     ]
     for learning_rate in dict.fromkeys(run.learning_rate for run in results):
         runs = [run for run in results if run.learning_rate == learning_rate]
-        for which, label in (("held_out", "held-out"), ("seen", "training")):
-            comparisons: list[Comparison] = [getattr(run, which) for run in runs]
+        for comparison_name, label in (("held_out", "held-out"), ("seen", "training")):
+            comparisons: list[Comparison] = [getattr(run, comparison_name) for run in runs]
             changes = {term: [c.trained[term] - c.untrained[term] for c in comparisons] for term in TERMS}
             rose = sum(c.gain > 2 * c.paired_stderr for c in comparisons)
             fell = sum(c.gain < -2 * c.paired_stderr for c in comparisons)
