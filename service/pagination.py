@@ -1,7 +1,7 @@
 """Keyset pagination of the list routes: newest first, with an opaque cursor.
 
-A cursor encodes (created_at, id) of the last row of a page; the next page contains the rows that sort
-after it in (created_at desc, id desc) order, so rows inserted meanwhile never shift a page.
+A cursor encodes (created_at, id) of the last row of a page. The next page contains the rows that
+sort after it in (created_at desc, id desc) order, so rows inserted meanwhile never shift a page.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class EditorCache:
     """An LRU cache of InstructEditor objects keyed by (model, adapter id).
 
     NOTE: each entry keeps its own copy of the base model, so an adapter costs a full model in
-    memory; sharing one base per model and switching LoRA adapters would use less.
+    memory. Sharing one base per model and switching LoRA adapters would use less.
     """
 
     def __init__(self, capacity: int, allowed_models: Sequence[str] = ()):
@@ -164,7 +164,7 @@ def load_editor(
     """Load the base model and optional LoRA adapter, named after `adapter_id`, into an editor.
 
     Raises ModelLayerError (model_not_found) with a message for API clients when the base model
-    cannot be loaded; the library's own error, which names server paths, goes to the log.
+    cannot be loaded. The library's own error names server paths, so it goes only to the log.
     """
     from rl4pix_core.editing import InstructEditor
     from rl4pix_core.loading import load_components, load_lora
